@@ -1,0 +1,42 @@
+import pg from 'pg';
+
+export type Db = pg.Pool;
+
+/** The one LISTEN/NOTIFY channel of pgchat (payload formats: migrations/002_realtime_functions.sql). */
+export const BUS_CHANNEL = 'pgchat';
+export type DbClient = pg.PoolClient | pg.Client;
+export type Queryable = Pick<pg.Pool, 'query'>;
+
+// int8 (seq, message id, counts) fits a JS number for any realistic chat; the wire
+// contract wants numbers, so parse them once here instead of in every caller.
+pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
+
+export function createPool(url: string, max: number, applicationName = 'pgchat'): Db {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max,
+    application_name: applicationName,
+    idleTimeoutMillis: 30_000,
+    connectionTimeoutMillis: 5_000,
+    keepAlive: true,
+  });
+  // An idle client that loses its server emits here; the pool drops it and the next query reconnects.
+  pool.on('error', () => {});
+  return pool;
+}
+
+/** Runs fn inside BEGIN/COMMIT on one pooled connection; ROLLBACK on any error. */
+export async function inTransaction<T>(db: Db, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await db.connect();
+  try {
+    await client.query('BEGIN');
+    const result = await fn(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw err;
+  } finally {
+    client.release();
+  }
+}

@@ -1,0 +1,46 @@
+import client from 'prom-client';
+
+/**
+ * Prometheus metrics of one worker (prom-client: the standard Node exporter; it
+ * keeps counters as plain numbers, cheap enough for hot paths).
+ */
+export const registry = new client.Registry();
+client.collectDefaultMetrics({ register: registry, prefix: 'pgchat_' });
+
+export const metrics = {
+  httpRequests: new client.Counter({
+    name: 'pgchat_http_requests_total',
+    help: 'HTTP requests by route and status',
+    labelNames: ['route', 'status'] as const,
+    registers: [registry],
+  }),
+  wsConnections: new client.Gauge({ name: 'pgchat_ws_connections', help: 'Open WebSocket connections', registers: [registry] }),
+  wsClosed: new client.Counter({
+    name: 'pgchat_ws_closed_total',
+    help: 'WebSocket closes by code',
+    labelNames: ['code'] as const,
+    registers: [registry],
+  }),
+  messagesStored: new client.Counter({ name: 'pgchat_messages_stored_total', help: 'Messages committed by this worker', registers: [registry] }),
+  writeFlushes: new client.Counter({ name: 'pgchat_write_flushes_total', help: 'Group-commit flushes', registers: [registry] }),
+  messagesPublished: new client.Counter({
+    name: 'pgchat_messages_published_total',
+    help: 'Messages published to local room topics',
+    registers: [registry],
+  }),
+  framesPublished: new client.Counter({ name: 'pgchat_frames_published_total', help: 'Encoded batch frames published', registers: [registry] }),
+  gapRepairs: new client.Counter({ name: 'pgchat_gap_repairs_total', help: 'Range reads that filled a gap in the live stream', registers: [registry] }),
+  listenReconnects: new client.Counter({ name: 'pgchat_listen_reconnects_total', help: 'LISTEN connection reconnects', registers: [registry] }),
+  slowConsumers: new client.Counter({
+    name: 'pgchat_slow_consumers_total',
+    help: 'Sockets paused for backpressure (then repaired) or closed',
+    labelNames: ['action'] as const,
+    registers: [registry],
+  }),
+  errorFrames: new client.Counter({
+    name: 'pgchat_ws_error_frames_total',
+    help: 'error frames sent, by code',
+    labelNames: ['code'] as const,
+    registers: [registry],
+  }),
+};

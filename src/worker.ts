@@ -1,0 +1,105 @@
+import { createRevocationList } from './auth/revocations.js';
+import { createTokenService } from './auth/tokens.js';
+import { buildApp } from './app.js';
+import { loadConfig, type Config } from './config.js';
+import { migrate } from './db/migrate.js';
+import { createPool } from './db/pool.js';
+import { recentlyRevokedSessions } from './db/sessions.js';
+import { createRateLimiter } from './http/rate-limit.js';
+import { createLogger, type Logger } from './log.js';
+import { registry } from './metrics.js';
+import { createMessageWriter } from './realtime/writer.js';
+import { uws } from './uws.js';
+
+export interface RunningServer {
+  readonly port: number;
+  /** Graceful stop: refuse new connections, flush, close sockets with 1001, release the database. */
+  stop(): Promise<void>;
+}
+
+/** Composition root of one worker: config → pool → realtime → app → listen. */
+export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
+  await migrate(config.databaseUrl, (msg) => log.info(msg));
+  const db = createPool(config.databaseUrl, config.dbPoolSize);
+  const tokens = createTokenService({
+    accessSecret: config.jwtAccessSecret,
+    refreshSecret: config.jwtRefreshSecret,
+    accessTtlSec: config.accessTokenTtlSec,
+    refreshTtlSec: config.refreshTokenTtlSec,
+  });
+  const revoked = createRevocationList(
+    config.accessTokenTtlSec * 1000,
+    await recentlyRevokedSessions(db, config.accessTokenTtlSec),
+  );
+  const writer = createMessageWriter(db, { notifyBudget: config.notifyBudgetBytes, maxMessageBytes: config.maxMessageBytes });
+  let databaseUp = true;
+
+  const app = buildApp({
+    config,
+    db,
+    tokens,
+    writer,
+    revoked,
+    authLimiter: createRateLimiter(config.authRateLimitPerMin),
+    log,
+    ready: () => ({ database: databaseUp, listen: true }),
+    metrics: () => registry.metrics(),
+  });
+
+  const listenSocket = await new Promise<unknown>((resolve, reject) => {
+    app.listen(config.host, config.port, (token) => (token ? resolve(token) : reject(new Error(`cannot listen on ${config.host}:${config.port}`))));
+  });
+  const port = uws.us_socket_local_port(listenSocket as never);
+
+  let stopping: Promise<void> | undefined;
+  return {
+    port,
+    stop() {
+      stopping ??= (async () => {
+        uws.us_listen_socket_close(listenSocket as never);
+        await writer.drain();
+        await db.end().catch(() => {});
+        databaseUp = false;
+      })();
+      return stopping;
+    },
+  };
+}
+
+/** Entry of a cluster worker (or of a single-process run). */
+export async function runWorker(): Promise<void> {
+  const config = loadConfig();
+  const log = createLogger(config.logLevel, { role: 'worker', host: config.hostId });
+  let server: RunningServer;
+  try {
+    server = await startServer(config, log);
+  } catch (err) {
+    log.fatal({ err }, 'worker failed to start');
+    process.exit(1);
+  }
+  process.send?.({ type: 'ready', port: server.port });
+  log.info({ port: server.port }, 'worker listening');
+
+  const shutdown = (reason: string) => {
+    log.info({ reason }, 'worker stopping');
+    const deadline = setTimeout(() => {
+      log.warn('graceful stop timed out; exiting');
+      process.exit(1);
+    }, config.shutdownTimeoutMs);
+    deadline.unref();
+    server.stop().then(
+      () => process.exit(0),
+      (err) => {
+        log.error({ err }, 'error during stop');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('message', (msg: { type?: string }) => {
+    if (msg?.type === 'shutdown') shutdown('primary');
+  });
+  // The primary going away (killed) must not leave an orphan worker serving.
+  process.on('disconnect', () => shutdown('primary gone'));
+}
