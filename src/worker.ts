@@ -8,8 +8,19 @@ import { recentlyRevokedSessions } from './db/sessions.js';
 import { createRateLimiter } from './http/rate-limit.js';
 import { createLogger, type Logger } from './log.js';
 import { registry } from './metrics.js';
+import { createBus } from './realtime/bus.js';
+import { createBusRouter } from './realtime/events.js';
+import { createHub } from './realtime/hub.js';
+import { createNotifier } from './realtime/notifier.js';
+import { createPresence } from './realtime/presence.js';
+import type { Socket } from './realtime/socket.js';
+import { createTyping } from './realtime/typing.js';
 import { createMessageWriter } from './realtime/writer.js';
 import { uws } from './uws.js';
+import { uuidv7 } from './ids.js';
+import { createWsBehavior } from './ws/connection.js';
+import { CloseCode } from './ws/protocol.js';
+import type { TemplatedApp } from 'uWebSockets.js';
 
 export interface RunningServer {
   readonly port: number;
@@ -34,17 +45,63 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const writer = createMessageWriter(db, { notifyBudget: config.notifyBudgetBytes, maxMessageBytes: config.maxMessageBytes });
   let databaseUp = true;
 
-  const app = buildApp({
-    config,
+  let app: TemplatedApp | undefined;
+  const hub = createHub({
+    app: () => app!,
     db,
-    tokens,
-    writer,
-    revoked,
-    authLimiter: createRateLimiter(config.authRateLimitPerMin),
     log,
-    ready: () => ({ database: databaseUp, listen: true }),
-    metrics: () => registry.metrics(),
+    batchWindowMs: config.batchWindowMs,
+    historyPageSize: config.historyPageSize,
+    softBackpressure: config.wsSoftBackpressureBytes,
+    hardBackpressure: config.wsHardBackpressureBytes,
+    auditMs: config.listenCheckMs,
   });
+  const sockets = new Set<Socket>();
+  const recentLeaves = new Map<string, number>();
+  const notify = createNotifier(db, (err) => log.warn({ err: (err as Error).message }, 'notify failed'));
+  const typing = createTyping({ hub, notify, ttlMs: config.typingTtlMs, throttleMs: config.typingThrottleMs });
+  const presence = createPresence({
+    db,
+    nodeId: uuidv7(),
+    hostId: config.hostId,
+    heartbeatMs: config.presenceHeartbeatMs,
+    timeoutMs: config.presenceTimeoutMs,
+    log,
+  });
+  const bus = createBus({
+    databaseUrl: config.databaseUrl,
+    checkMs: config.listenCheckMs,
+    log,
+    onPayload: createBusRouter({ hub, typing, revoked, sockets, recentLeaves, log }),
+    // Whatever was committed while LISTEN was down is read back from the table.
+    onListening: (reconnected) => {
+      if (reconnected) hub.audit().catch((err) => log.warn({ err: (err as Error).message }, 'audit after reconnect failed'));
+    },
+    onLost: () => {},
+  });
+  const forgetLeaves = setInterval(() => {
+    const cutoff = Date.now() - 60_000;
+    for (const [key, at] of recentLeaves) if (at < cutoff) recentLeaves.delete(key);
+  }, 30_000);
+  forgetLeaves.unref();
+
+  app = buildApp(
+    {
+      config,
+      db,
+      tokens,
+      writer,
+      revoked,
+      authLimiter: createRateLimiter(config.authRateLimitPerMin),
+      log,
+      ready: () => ({ database: databaseUp, listen: bus.isUp() }),
+      metrics: () => registry.metrics(),
+    },
+    createWsBehavior({ config, db, tokens, revoked, writer, hub, presence, typing, log, sockets, recentLeaves }),
+  );
+  await bus.start();
+  await presence.start().catch((err) => log.warn({ err: (err as Error).message }, 'first heartbeat failed'));
+  hub.start();
 
   const listenSocket = await new Promise<unknown>((resolve, reject) => {
     app.listen(config.host, config.port, (token) => (token ? resolve(token) : reject(new Error(`cannot listen on ${config.host}:${config.port}`))));
@@ -57,7 +114,14 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     stop() {
       stopping ??= (async () => {
         uws.us_listen_socket_close(listenSocket as never);
+        // Acks for everything already received go out before the sockets close.
         await writer.drain();
+        hub.stop();
+        typing.stopAll();
+        for (const ws of [...sockets]) ws.end(CloseCode.goingAway, 'server_shutdown');
+        await presence.stop().catch(() => {});
+        await bus.stop();
+        clearInterval(forgetLeaves);
         await db.end().catch(() => {});
         databaseUp = false;
       })();

@@ -55,7 +55,7 @@ const statusLines: Record<number, string> = {
 
 export function captureRequest(res: HttpResponse, req: HttpRequest, paramCount: number, opts: RespondOptions): HttpContext {
   const params: string[] = [];
-  for (let i = 0; i < paramCount; i++) params.push(decodeURIComponent(req.getParameter(i) ?? ''));
+  for (let i = 0; i < paramCount; i++) params.push(decodeParam(req.getParameter(i) ?? ''));
   let ip = '';
   if (opts.trustProxy) ip = req.getHeader('x-forwarded-for').split(',')[0].trim();
   if (!ip) ip = Buffer.from(res.getRemoteAddressAsText()).toString();
@@ -75,6 +75,19 @@ export function captureRequest(res: HttpResponse, req: HttpRequest, paramCount: 
     ctx.aborted = true;
   });
   return ctx;
+}
+
+/**
+ * A path parameter, percent-decoded. A malformed escape (`%E0%A4%A`) stays as it
+ * came: the route then rejects it as a bad id. decodeURIComponent would throw,
+ * and an exception in a uWS handler aborts the whole process.
+ */
+function decodeParam(raw: string): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return raw;
+  }
 }
 
 /**
