@@ -202,6 +202,19 @@ export function messagesOf(frame) {
   return null;
 }
 
+/**
+ * Whether a close initiated by the server invites the client to reconnect and resume with
+ * last_seen_seq. Follows the ranges in ARCHITECTURE.md (4000-4499 reconnect and resume,
+ * 4500-4999 do not) plus the standard "going away / restart / overloaded" codes; 1006 is
+ * what a dropped TCP connection looks like.
+ */
+export function isResumableClose(code) {
+  if (code >= 4000 && code <= 4499) return true;
+  if (code >= 4500 && code <= 4999) return false;
+  return code === 1001 || code === 1005 || code === 1006 || code === 1011 || code === 1012 ||
+    code === 1013 || code === 1014;
+}
+
 // ------------------------------------------------------------------ seq tracking
 
 function newRoomState() {

@@ -441,11 +441,19 @@ export function buildThresholds(plan) {
   return t;
 }
 
+// k6's default system tags minus `url`: every WebSocket URL carries a user's token, so a
+// url tag would make one time series per user (memory) and copy tokens into outputs.
+export const SYSTEM_TAGS = [
+  'proto', 'subproto', 'status', 'method', 'name', 'group', 'check', 'error', 'error_code',
+  'tls_version', 'scenario', 'service', 'expected_response',
+];
+
 export function buildOptions(plan) {
   return {
     scenarios: buildScenarios(plan),
     thresholds: buildThresholds(plan),
     summaryTrendStats: ['avg', 'min', 'med', 'max', 'p(90)', 'p(95)', 'p(99)', 'count'],
+    systemTags: SYSTEM_TAGS.slice(),
     setupTimeout: '30s',
   };
 }

@@ -328,6 +328,16 @@ export function createHub(opts: HubOptions): Hub {
     }
   }
 
+  /**
+   * uWS holds a topic's messages per topic until the end of the loop iteration;
+   * unsubscribing before then would lose this socket's share. A direct send
+   * drains them into the socket first, so a ping goes before the unsubscribe.
+   */
+  function unsubscribeDrained(ws: Socket, topic: string): void {
+    ws.ping();
+    ws.unsubscribe(topic);
+  }
+
   /** Unsubscribes a slow socket from its live rooms; what it then misses is read from the table on resume. */
   function pauseAll(ws: Socket): void {
     const d = ws.getUserData();
@@ -335,7 +345,8 @@ export function createHub(opts: HubOptions): Hub {
       const s = rooms.get(roomId);
       if (!s) continue;
       if (sub.phase === 'live') {
-        ws.unsubscribe(s.topics[d.framing]);
+        // Everything published so far is in its buffer after this (see unsubscribeDrained).
+        unsubscribeDrained(ws, s.topics[d.framing]);
         sub.cursor = s.published;
       }
       pause(ws, sub);
@@ -380,7 +391,7 @@ export function createHub(opts: HubOptions): Hub {
   function removeFromRoom(ws: Socket, s: RoomState, sub: RoomSub): void {
     const d = ws.getUserData();
     sub.epoch++;
-    if (sub.phase === 'live' && !d.closed) ws.unsubscribe(s.topics[d.framing]);
+    if (sub.phase === 'live' && !d.closed) unsubscribeDrained(ws, s.topics[d.framing]);
     s.sockets.delete(ws);
     maybeForget(s);
   }
