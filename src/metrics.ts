@@ -1,3 +1,5 @@
+import cluster from 'node:cluster';
+import { randomUUID } from 'node:crypto';
 import client from 'prom-client';
 
 /**
@@ -6,6 +8,8 @@ import client from 'prom-client';
  */
 export const registry = new client.Registry();
 client.collectDefaultMetrics({ register: registry, prefix: 'pgchat_' });
+// In a cluster, the primary collects every worker's registry over IPC (prom-client's aggregator).
+client.AggregatorRegistry.setRegistries([registry]);
 
 export const metrics = {
   httpRequests: new client.Counter({
@@ -44,3 +48,41 @@ export const metrics = {
     registers: [registry],
   }),
 };
+
+const HOST_METRICS_REQ = 'pgchat:host-metrics-req';
+const HOST_METRICS_RES = 'pgchat:host-metrics-res';
+
+/**
+ * Metrics of every worker of this host: a worker asks the primary, which
+ * aggregates all workers. Outside a cluster (tests, one process), this worker's.
+ */
+export function hostMetrics(timeoutMs = 2000): Promise<string> {
+  if (!cluster.isWorker || !process.send) return registry.metrics();
+  const id = randomUUID();
+  return new Promise((resolve) => {
+    const onMessage = (msg: { type?: string; id?: string; text?: string }) => {
+      if (msg?.type !== HOST_METRICS_RES || msg.id !== id) return;
+      done(msg.text ?? '');
+    };
+    const timer = setTimeout(() => void registry.metrics().then(done), timeoutMs);
+    const done = (text: string) => {
+      clearTimeout(timer);
+      process.off('message', onMessage);
+      resolve(text);
+    };
+    process.on('message', onMessage);
+    process.send!({ type: HOST_METRICS_REQ, id });
+  });
+}
+
+/** Primary side of hostMetrics. */
+export function serveHostMetrics(): void {
+  const aggregator = new client.AggregatorRegistry();
+  cluster.on('message', (worker, msg: { type?: string; id?: string }) => {
+    if (msg?.type !== HOST_METRICS_REQ) return;
+    aggregator.clusterMetrics().then(
+      (text) => worker.send({ type: HOST_METRICS_RES, id: msg.id, text }),
+      () => worker.send({ type: HOST_METRICS_RES, id: msg.id, text: '' }),
+    );
+  });
+}

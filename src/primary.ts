@@ -2,6 +2,7 @@ import cluster, { type Worker } from 'node:cluster';
 import { loadConfig, ConfigError, type Config } from './config.js';
 import { startEmbeddedPostgres, type EmbeddedDb } from './db/embedded.js';
 import { createLogger, type Logger } from './log.js';
+import { serveHostMetrics } from './metrics.js';
 
 /**
  * Forks and supervises the workers; no sockets, no queries. Each worker listens on
@@ -75,6 +76,7 @@ function supervise(config: Config, log: Logger, embedded: EmbeddedDb | undefined
     );
   }
 
+  serveHostMetrics();
   cluster.on('exit', (worker, code, signal) => {
     workers.delete(worker);
     if (stopping || retiring.has(worker)) return;

@@ -7,7 +7,7 @@ import { createPool } from './db/pool.js';
 import { recentlyRevokedSessions } from './db/sessions.js';
 import { createRateLimiter } from './http/rate-limit.js';
 import { createLogger, type Logger } from './log.js';
-import { registry } from './metrics.js';
+import { hostMetrics } from './metrics.js';
 import { createBus } from './realtime/bus.js';
 import { createBusRouter } from './realtime/events.js';
 import { createHub } from './realtime/hub.js';
@@ -95,7 +95,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       authLimiter: createRateLimiter(config.authRateLimitPerMin),
       log,
       ready: () => ({ database: databaseUp, listen: bus.isUp() }),
-      metrics: () => registry.metrics(),
+      metrics: () => hostMetrics(),
     },
     createWsBehavior({ config, db, tokens, revoked, writer, hub, presence, typing, log, sockets, recentLeaves }),
   );
