@@ -58,6 +58,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   });
   const sockets = new Set<Socket>();
   const recentLeaves = new Map<string, number>();
+  const intake = { open: true };
   const notify = createNotifier(db, (err) => log.warn({ err: (err as Error).message }, 'notify failed'));
   const typing = createTyping({ hub, notify, ttlMs: config.typingTtlMs, throttleMs: config.typingThrottleMs });
   const presence = createPresence({
@@ -97,7 +98,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       ready: () => ({ database: databaseUp, listen: bus.isUp() }),
       metrics: () => hostMetrics(),
     },
-    createWsBehavior({ config, db, tokens, revoked, writer, hub, presence, typing, log, sockets, recentLeaves }),
+    createWsBehavior({ config, db, tokens, revoked, writer, hub, presence, typing, log, sockets, recentLeaves, intake }),
   );
   await bus.start();
   await presence.start().catch((err) => log.warn({ err: (err as Error).message }, 'first heartbeat failed'));
@@ -115,6 +116,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       stopping ??= (async () => {
         uws.us_listen_socket_close(listenSocket as never);
         // Acks for everything already received go out before the sockets close.
+        intake.open = false;
         await writer.drain();
         hub.stop();
         typing.stopAll();
@@ -141,6 +143,8 @@ export async function runWorker(): Promise<void> {
     log.fatal({ err }, 'worker failed to start');
     process.exit(1);
   }
+  // A bug that escapes a handler is logged; the worker keeps serving its other sockets.
+  process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
   process.send?.({ type: 'ready', port: server.port });
   log.info({ port: server.port }, 'worker listening');
 

@@ -419,12 +419,15 @@ export function createHub(opts: HubOptions): Hub {
       d.rooms.set(roomId, sub);
       s.sockets.add(ws);
       roomSockets.add(ws);
-      const lastSeq = Math.max(dbLastSeq, s.published);
-      sendTo(ws, encodeFrame(d.framing, 'joined_room', { room_id: roomId, last_seq: lastSeq }));
       if (lastSeenSeq === undefined) {
+        // The live stream starts right after `published`: that is the last_seq the
+        // client may rely on ("every message with seq > last_seq").
+        sendTo(ws, encodeFrame(d.framing, 'joined_room', { room_id: roomId, last_seq: s.published }));
         goLive(ws, s, sub);
         return;
       }
+      const lastSeq = Math.max(dbLastSeq, s.published);
+      sendTo(ws, encodeFrame(d.framing, 'joined_room', { room_id: roomId, last_seq: lastSeq }));
       // A client cannot have seen more than the room holds.
       sub.cursor = Math.min(lastSeenSeq, lastSeq);
       if (d.paused) {

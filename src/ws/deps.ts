@@ -24,4 +24,6 @@ export interface WsDeps {
   sockets: Set<Socket>;
   /** room|user → when a membership removal was heard, so a join racing with it is refused. */
   recentLeaves: Map<string, number>;
+  /** False once a graceful stop began: new sends are refused (unavailable) so the write queue can drain. */
+  readonly intake: { open: boolean };
 }

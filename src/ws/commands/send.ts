@@ -11,6 +11,10 @@ export async function sendMessage(
 ): Promise<void> {
   const d = ws.getUserData();
   const clientMsgId = data.client_msg_id ?? null;
+  if (!deps.intake.open) {
+    // Stopping: the client retries (same client_msg_id) on the worker it reconnects to.
+    return sendError(ws, 'unavailable', 'server is restarting', 'send_message');
+  }
   try {
     const r = await deps.writer.post({
       roomId: data.room_id,
