@@ -18,6 +18,8 @@ export interface Config {
   readonly dataDir: string;
   readonly embeddedPgPort: number;
   readonly dbPoolSize: number;
+  readonly dbWriteTimeoutMs: number;
+  readonly dbQueryTimeoutMs: number;
   readonly jwtAccessSecret: string;
   readonly jwtRefreshSecret: string;
   readonly accessTokenTtlSec: number;
@@ -29,6 +31,7 @@ export interface Config {
   readonly maxMessageBytes: number;
   readonly maxFrameBytes: number;
   readonly batchWindowMs: number;
+  readonly batchBusyRate: number;
   readonly notifyBudgetBytes: number;
   readonly wsIdleTimeoutSec: number;
   readonly wsSendRatePerSec: number;
@@ -60,6 +63,8 @@ export const settings = {
   PGCHAT_DATA_DIR: { def: '.data', doc: 'Embedded PostgreSQL data and dev secrets (relative to the project)' },
   EMBEDDED_PG_PORT: { def: '54329', doc: 'Port of the embedded PostgreSQL' },
   DB_POOL_SIZE: { def: '10', doc: 'Query connections per worker (plus one LISTEN connection)' },
+  DB_WRITE_TIMEOUT_MS: { def: '5000', doc: 'A message write not committed within this answers unavailable (no ack)' },
+  DB_QUERY_TIMEOUT_MS: { def: '15000', doc: 'Any other query is abandoned after this (unreachable database)' },
   JWT_ACCESS_SECRET: { def: '', doc: 'HMAC secret for access tokens (required in production, >= 32 chars)' },
   JWT_REFRESH_SECRET: { def: '', doc: 'HMAC secret for refresh tokens (required in production, >= 32 chars)' },
   ACCESS_TOKEN_TTL: { def: '900', doc: 'Access token lifetime, seconds' },
@@ -71,6 +76,7 @@ export const settings = {
   MAX_MESSAGE_BYTES: { def: '65536', doc: 'Largest message content, UTF-8 bytes' },
   MAX_FRAME_BYTES: { def: '131072', doc: 'Largest WebSocket frame a client may send (closed with 1009 above)' },
   BATCH_WINDOW_MS: { def: '20', doc: 'Live fan-out batching window per room under load' },
+  BATCH_BUSY_RATE: { def: '500', doc: 'Messages/s in a room from which its live frames are batched per window (below: sent at once)' },
   NOTIFY_BUDGET_BYTES: { def: '7900', doc: 'Inline NOTIFY payload budget; 0 = doorbells only (readers fetch ranges)' },
   WS_IDLE_TIMEOUT: { def: '60', doc: 'Seconds without traffic before a socket is closed (pings are sent automatically)' },
   WS_SEND_RATE: { def: '50', doc: 'send_message per second per socket (token bucket refill)' },
@@ -169,6 +175,8 @@ export function loadConfig(env: Env = readEnv(), overrides: Partial<Config> = {}
     dataDir,
     embeddedPgPort: int('EMBEDDED_PG_PORT', 1, 65535),
     dbPoolSize: int('DB_POOL_SIZE', 1, 500),
+    dbWriteTimeoutMs: int('DB_WRITE_TIMEOUT_MS', 100, 600_000),
+    dbQueryTimeoutMs: int('DB_QUERY_TIMEOUT_MS', 100, 600_000),
     jwtAccessSecret,
     jwtRefreshSecret,
     accessTokenTtlSec: int('ACCESS_TOKEN_TTL', 10, 86400 * 7),
@@ -180,6 +188,7 @@ export function loadConfig(env: Env = readEnv(), overrides: Partial<Config> = {}
     maxMessageBytes: int('MAX_MESSAGE_BYTES', 1, 1024 * 1024),
     maxFrameBytes: int('MAX_FRAME_BYTES', 1024, 64 * 1024 * 1024),
     batchWindowMs: int('BATCH_WINDOW_MS', 0, 1000),
+    batchBusyRate: int('BATCH_BUSY_RATE', 0, 10_000_000),
     notifyBudgetBytes: int('NOTIFY_BUDGET_BYTES', 0, 7900),
     wsIdleTimeoutSec: int('WS_IDLE_TIMEOUT', 8, 960),
     wsSendRatePerSec: int('WS_SEND_RATE', 1, 1_000_000),

@@ -94,7 +94,7 @@ export function toAppError(err: unknown): AppError {
     if (mapped) return new AppError(mapped);
   }
   // node-postgres reports a lost or unreachable server without a SQLSTATE.
-  if (err instanceof Error && /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|not queryable/i.test(err.message)) {
+  if (err instanceof Error && /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|not queryable|Query read timeout/i.test(err.message)) {
     return new AppError('unavailable');
   }
   return new AppError('internal_error');

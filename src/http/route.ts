@@ -32,13 +32,18 @@ export function uuidParam(ctx: HttpContext, index = 0): string {
   return id.toLowerCase();
 }
 
-/** An optional non-negative integer query parameter. */
+/**
+ * An optional non-negative integer query parameter within bounds. A bad value is
+ * invalid_cursor for paging positions (cursor, after_seq) and invalid_payload for
+ * anything else (?limit=abc is a bad limit, not a bad cursor).
+ */
 export function intQuery(ctx: HttpContext, name: string, opts: { min: number; max: number }): number | null {
   const raw = ctx.query.get(name);
   if (raw === null || raw === '') return null;
-  if (!/^\d{1,16}$/.test(raw)) throw new AppError('invalid_cursor', `${name} must be a non-negative integer`);
+  const code = name === 'cursor' || name === 'after_seq' ? 'invalid_cursor' : 'invalid_payload';
+  if (!/^\d{1,16}$/.test(raw)) throw new AppError(code, `${name} must be a non-negative integer`);
   const n = Number(raw);
-  if (n < opts.min || n > opts.max) throw new AppError('invalid_payload', `${name} must be between ${opts.min} and ${opts.max}`);
+  if (n < opts.min || n > opts.max) throw new AppError(code, `${name} must be between ${opts.min} and ${opts.max}`);
   return n;
 }
 

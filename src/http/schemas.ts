@@ -146,7 +146,9 @@ export const postMessageBody: Schema = {
   type: 'object',
   properties: {
     content: { type: 'string', minLength: 1 },
-    client_msg_id: { type: 'string', minLength: 1, maxLength: 64 },
+    // No NUL: PostgreSQL text cannot hold it, and one such value would fail the
+    // whole group-commit batch, other senders' messages included.
+    client_msg_id: { type: 'string', minLength: 1, maxLength: 64, pattern: '^[^\\u0000]+$' },
   },
   required: ['content'],
 };

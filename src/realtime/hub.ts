@@ -56,6 +56,9 @@ interface RoomState {
   flushTimer: NodeJS.Timeout | null;
   flushImmediate: NodeJS.Immediate | null;
   lastFlushAt: number;
+  /** Messages accepted in the current rate window (decides batching). */
+  rateCount: number;
+  rateWindowAt: number;
   repairing: boolean;
   deleted: boolean;
   waiters: Array<() => void>;
@@ -66,6 +69,8 @@ export interface HubOptions {
   db: Db;
   log: Logger;
   batchWindowMs: number;
+  /** Messages per second from which a room's frames are batched per window. */
+  batchBusyRate: number;
   historyPageSize: number;
   softBackpressure: number;
   hardBackpressure: number;
@@ -99,6 +104,8 @@ export function createHub(opts: HubOptions): Hub {
         flushTimer: null,
         flushImmediate: null,
         lastFlushAt: 0,
+        rateCount: 0,
+        rateWindowAt: 0,
         repairing: false,
         deleted: false,
         waiters: [],
@@ -158,10 +165,18 @@ export function createHub(opts: HubOptions): Hub {
   }
 
   function scheduleFlush(s: RoomState): void {
+    const now = Date.now();
+    if (now - s.rateWindowAt >= opts.batchWindowMs) {
+      s.rateWindowAt = now;
+      s.rateCount = 0;
+    }
+    s.rateCount++;
     if (s.flushTimer || s.flushImmediate) return;
-    // Idle room: publish on the next tick (which still gathers everything that
-    // arrived in this read). Busy room: at most one frame per window.
-    const wait = s.lastFlushAt + opts.batchWindowMs - Date.now();
+    // A quiet room publishes on the next tick (which still gathers everything that
+    // arrived in this read): no added latency. A busy one (over BATCH_BUSY_RATE)
+    // publishes at most one frame per window, which is what keeps fan-out cheap.
+    const busy = s.rateCount * 1000 > opts.batchBusyRate * Math.max(1, opts.batchWindowMs);
+    const wait = busy ? s.lastFlushAt + opts.batchWindowMs - now : 0;
     if (wait <= 0) s.flushImmediate = setImmediate(flush, s);
     else s.flushTimer = setTimeout(flush, wait, s);
   }

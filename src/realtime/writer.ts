@@ -1,6 +1,7 @@
-import type { Queryable } from '../db/pool.js';
+import { withDeadline, type Db } from '../db/pool.js';
 import { postMessages, type PostInput, type PostResult } from '../db/messages.js';
 import { AppError, toAppError } from '../errors.js';
+import { metrics } from '../metrics.js';
 
 export interface MessageWriter {
   /** Resolves after the message is committed (or found as a duplicate); rejects with an AppError. */
@@ -8,6 +9,8 @@ export interface MessageWriter {
   /** Resolves when everything queued so far is written (graceful stop). */
   drain(): Promise<void>;
   readonly pending: number;
+  /** Flushes (statements) so far: messages per flush is the group-commit factor. */
+  readonly flushes: number;
 }
 
 interface Pending {
@@ -25,13 +28,14 @@ interface Pending {
  * keeps each sender's messages in order.
  */
 export function createMessageWriter(
-  db: Queryable,
-  opts: { notifyBudget: number; maxMessageBytes: number; maxBatch?: number },
+  db: Db,
+  opts: { notifyBudget: number; maxMessageBytes: number; timeoutMs?: number; maxBatch?: number },
 ): MessageWriter {
   const maxBatch = opts.maxBatch ?? 1000;
   let queue: Pending[] = [];
   let inFlight: Promise<void> | null = null;
   let scheduled = false;
+  let flushes = 0;
   const idleWaiters: Array<() => void> = [];
 
   function schedule(): void {
@@ -47,7 +51,14 @@ export function createMessageWriter(
     const batch = queue.length <= maxBatch ? queue : queue.slice(0, maxBatch);
     queue = queue.length <= maxBatch ? [] : queue.slice(maxBatch);
     try {
-      const results = await postMessages(db, batch.map((p) => p.input), opts.notifyBudget);
+      // Bounded: while the database is unreachable every sender hears 'unavailable'
+      // within timeoutMs instead of waiting for TCP to give up.
+      const results = await withDeadline(db, opts.timeoutMs ?? 5000, (client) =>
+        postMessages(client, batch.map((p) => p.input), opts.notifyBudget),
+      );
+      flushes++;
+      metrics.writeFlushes.inc();
+      metrics.messagesStored.inc(batch.length);
       for (let i = 0; i < batch.length; i++) batch[i].resolve(results[i]);
     } catch (err) {
       const appErr = toAppError(err);
@@ -61,7 +72,7 @@ export function createMessageWriter(
 
   return {
     post(input) {
-      const invalid = checkContent(input.content, opts.maxMessageBytes);
+      const invalid = checkContent(input.content, opts.maxMessageBytes) ?? checkClientMsgId(input.clientMsgId);
       if (invalid) return Promise.reject(invalid);
       return new Promise<PostResult>((resolve, reject) => {
         queue.push({ input, resolve, reject });
@@ -75,6 +86,9 @@ export function createMessageWriter(
     get pending() {
       return queue.length;
     },
+    get flushes() {
+      return flushes;
+    },
   };
 }
 
@@ -87,5 +101,17 @@ export function checkContent(content: string, maxBytes: number): AppError | null
   }
   // PostgreSQL text cannot hold NUL; refuse it here rather than fail a whole batch.
   if (content.includes('\u0000')) return new AppError('invalid_payload', 'content must not contain NUL characters');
+  // A lone surrogate would be stored as U+FFFD: what was acked would differ from what is stored.
+  if (!isWellFormed(content)) return new AppError('invalid_payload', 'content must be valid Unicode (no lone surrogates)');
   return null;
 }
+
+function checkClientMsgId(id: string | null): AppError | null {
+  if (id !== null && (id.includes('\u0000') || !isWellFormed(id))) {
+    return new AppError('invalid_payload', 'client_msg_id must be valid Unicode without NUL characters');
+  }
+  return null;
+}
+
+// String.prototype.isWellFormed (Node.js 20+); not in the ES2023 typings.
+const isWellFormed = (s: string): boolean => (s as unknown as { isWellFormed(): boolean }).isWellFormed();

@@ -9,6 +9,8 @@ export interface TestResponse<T = any> {
   headers: Headers;
 }
 
+const REQUEST_TIMEOUT_MS = 30_000;
+
 export interface RequestOptions {
   token?: string;
   /** Sent as JSON. */
@@ -37,7 +39,9 @@ export async function request<T = any>(
   for (const [name, value] of Object.entries(opts.headers ?? {})) headers[name.toLowerCase()] = value;
   for (const name of Object.keys(headers)) if (headers[name] === '') delete headers[name];
 
-  const res = await fetch(new URL(path, baseUrl), { method, headers, body });
+  // Concatenated, not resolved: new URL('//x', base) would point at a host named x.
+  // The timeout turns a request the server never answers into a failure, not a hung suite.
+  const res = await fetch(baseUrl.replace(/\/$/, '') + path, { method, headers, body, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
   const text = await res.text();
   const isJson = /\bjson\b/i.test(res.headers.get('content-type') ?? '');
   return { status: res.status, body: (isJson && text !== '' ? JSON.parse(text) : text) as T, headers: res.headers };

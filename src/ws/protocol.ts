@@ -145,9 +145,20 @@ export function encodeHistory(
   });
 }
 
-export function encodeError(framing: Framing, code: ErrorCode, message: string | undefined, ref: string | undefined): Encoded {
-  const data: { message: string; code: ErrorCode; ref?: string } = { message: message ?? errorCodes[code].message, code };
+export function encodeError(
+  framing: Framing,
+  code: ErrorCode,
+  message: string | undefined,
+  ref: string | undefined,
+  clientMsgId?: string,
+): Encoded {
+  const data: { message: string; code: ErrorCode; ref?: string; client_msg_id?: string } = {
+    message: message ?? errorCodes[code].message,
+    code,
+  };
   if (ref !== undefined) data.ref = ref;
+  // Lets a client with several sends in flight tell which one failed.
+  if (clientMsgId !== undefined) data.client_msg_id = clientMsgId;
   return encodeFrame(framing, 'error', data);
 }
 

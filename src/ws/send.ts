@@ -13,11 +13,17 @@ export function sendEvent(ws: Socket, event: string, data: unknown): void {
   });
 }
 
-export function sendError(ws: Socket, code: ErrorCode, message: string | undefined, ref: string | undefined): void {
+export function sendError(
+  ws: Socket,
+  code: ErrorCode,
+  message: string | undefined,
+  ref: string | undefined,
+  clientMsgId?: string | null,
+): void {
   const d = ws.getUserData();
   if (d.closed) return;
   metrics.errorFrames.inc({ code });
   ws.cork(() => {
-    ws.send(encodeError(d.framing, code, message, ref), d.framing === 'msgpack');
+    ws.send(encodeError(d.framing, code, message, ref, clientMsgId ?? undefined), d.framing === 'msgpack');
   });
 }

@@ -13,7 +13,7 @@ export async function sendMessage(
   const clientMsgId = data.client_msg_id ?? null;
   if (!deps.intake.open) {
     // Stopping: the client retries (same client_msg_id) on the worker it reconnects to.
-    return sendError(ws, 'unavailable', 'server is restarting', 'send_message');
+    return sendError(ws, 'unavailable', 'server is restarting', 'send_message', clientMsgId);
   }
   try {
     const r = await deps.writer.post({
@@ -24,7 +24,7 @@ export async function sendMessage(
       clientMsgId,
     });
     if (r.status === 'room_not_found' || r.status === 'not_a_member') {
-      return sendError(ws, r.status, undefined, 'send_message');
+      return sendError(ws, r.status, undefined, 'send_message', clientMsgId);
     }
     const ack: Record<string, unknown> = { room_id: data.room_id, seq: r.seq, id: r.id, created_at: r.created_at };
     if (clientMsgId !== null) ack.client_msg_id = clientMsgId;
@@ -34,6 +34,6 @@ export async function sendMessage(
     const e = err instanceof AppError ? err : new AppError('internal_error');
     if (e.status >= 500) deps.log.warn({ code: e.code, user: d.userId }, 'send_message failed');
     // Never an ack unless committed: the client may retry with the same client_msg_id.
-    sendError(ws, e.code, e.message, 'send_message');
+    sendError(ws, e.code, e.message, 'send_message', clientMsgId);
   }
 }
