@@ -30,22 +30,37 @@ export function createPool(url: string, max: number, applicationName = 'pgchat',
 }
 
 /**
- * Runs fn on one pooled connection with a deadline. Past it the caller gets an
- * error at once and the connection is destroyed rather than reused: its state
- * is unknown (the statement may still commit, which idempotent callers absorb).
+ * Runs fn on one pooled connection with a deadline that covers getting the
+ * connection too. Past it the caller gets an error at once and the connection is
+ * destroyed rather than reused: its state is unknown (the statement may still
+ * commit, which idempotent callers absorb).
  */
 export async function withDeadline<T>(db: Db, ms: number, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-  const client = await db.connect();
   let timer: NodeJS.Timeout | undefined;
+  let client: pg.PoolClient | undefined;
+  let expired = false;
   const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(Object.assign(new Error(`database call exceeded ${ms} ms`), { code: 'ETIMEDOUT' })), ms);
+    timer = setTimeout(() => {
+      expired = true;
+      reject(Object.assign(new Error(`database call exceeded ${ms} ms`), { code: 'ETIMEDOUT' }));
+    }, ms);
   });
+  const work = (async () => {
+    const c = await db.connect();
+    if (expired) {
+      c.release();
+      throw new Error('deadline passed while waiting for a connection');
+    }
+    client = c;
+    return fn(c);
+  })();
+  work.catch(() => {}); // settles after the deadline in the losing case; already reported
   try {
-    const result = await Promise.race([fn(client), deadline]);
-    client.release();
+    const result = await Promise.race([work, deadline]);
+    client?.release();
     return result;
   } catch (err) {
-    client.release(err instanceof Error ? err : true);
+    client?.release(err instanceof Error ? err : true);
     throw err;
   } finally {
     clearTimeout(timer);

@@ -15,6 +15,8 @@ export interface MessageWriter {
 
 interface Pending {
   input: PostInput;
+  /** When it was queued: every message gets timeoutMs in all, queueing included. */
+  at: number;
   resolve: (r: PostResult) => void;
   reject: (e: unknown) => void;
 }
@@ -32,11 +34,33 @@ export function createMessageWriter(
   opts: { notifyBudget: number; maxMessageBytes: number; timeoutMs?: number; maxBatch?: number },
 ): MessageWriter {
   const maxBatch = opts.maxBatch ?? 1000;
+  const timeoutMs = opts.timeoutMs ?? 5000;
   let queue: Pending[] = [];
   let inFlight: Promise<void> | null = null;
   let scheduled = false;
   let flushes = 0;
   const idleWaiters: Array<() => void> = [];
+
+  // While a flush hangs (database unreachable), queued messages must not wait
+  // behind it past their budget: they were never sent, so 'unavailable' is exact.
+  let watchdog: NodeJS.Timeout | undefined;
+  function watch(): void {
+    if (watchdog) return;
+    watchdog = setInterval(() => {
+      const cutoff = Date.now() - timeoutMs;
+      let expired = 0;
+      while (expired < queue.length && queue[expired].at <= cutoff) expired++;
+      if (expired) {
+        const err = new AppError('unavailable', 'the database did not answer in time');
+        for (const p of queue.splice(0, expired)) p.reject(err);
+      }
+      if (!queue.length && !inFlight) {
+        clearInterval(watchdog);
+        watchdog = undefined;
+      }
+    }, Math.max(25, timeoutMs / 10));
+    watchdog.unref();
+  }
 
   function schedule(): void {
     if (scheduled || inFlight) return;
@@ -53,7 +77,8 @@ export function createMessageWriter(
     try {
       // Bounded: while the database is unreachable every sender hears 'unavailable'
       // within timeoutMs instead of waiting for TCP to give up.
-      const results = await withDeadline(db, opts.timeoutMs ?? 5000, (client) =>
+      const budget = Math.max(50, batch[0].at + timeoutMs - Date.now());
+      const results = await withDeadline(db, budget, (client) =>
         postMessages(client, batch.map((p) => p.input), opts.notifyBudget),
       );
       flushes++;
@@ -75,8 +100,9 @@ export function createMessageWriter(
       const invalid = checkContent(input.content, opts.maxMessageBytes) ?? checkClientMsgId(input.clientMsgId);
       if (invalid) return Promise.reject(invalid);
       return new Promise<PostResult>((resolve, reject) => {
-        queue.push({ input, resolve, reject });
+        queue.push({ input, resolve, reject, at: Date.now() });
         schedule();
+        watch();
       });
     },
     drain() {

@@ -109,7 +109,7 @@ export class Ledger {
   readonly ackLatencies: number[] = [];
   readonly presence: PresenceEvent[] = [];
   /** cmid → outcomes over every attempt. */
-  readonly outcomes = new Map<string, { roomId: string; userId: string; outcomes: SendOutcome[] }>();
+  readonly outcomes = new Map<string, { roomId: string; userId: string; outcomes: (SendOutcome & { attemptAt: number })[] }>();
   readonly log: string[] = [];
   note(s: string) { this.log.push(`${new Date().toISOString().slice(11, 23)} ${s}`); }
 }
@@ -134,6 +134,9 @@ export class ChatClient {
   readonly closes: { t: number; code: number; reason: string; upstream: string | null }[] = [];
   readonly errorFrames: { t: number; code: string; ref: unknown }[] = [];
   readonly gapLog: string[] = [];
+  /** ms from each unrequested close until every room was joined again. */
+  readonly downtimes: number[] = [];
+  private lastCloseAt = 0;
   /** `ip:port` of the app host Nginx sent this socket to (X-Pgchat-Upstream, test Nginx only). */
   upstream: string | null = null;
   connectedAt = 0;
@@ -148,12 +151,14 @@ export class ChatClient {
   private connecting: Promise<void> | null = null;
 
   constructor(o: ChatClientOptions) {
-    this.o = { reconnect: true, reconnectDelayMs: 100, sendTimeoutMs: 15_000, ...o };
+    this.o = { ...o, reconnect: o.reconnect ?? true, reconnectDelayMs: o.reconnectDelayMs ?? 100, sendTimeoutMs: o.sendTimeoutMs ?? 15_000 };
     this.user = o.user;
     this.name = o.user.username;
     for (const r of o.rooms) this.rooms.set(r, { lastSeq: 0, received: [], ids: new Map(), joined: false });
   }
 
+  /** Sends waiting for their outcome. */
+  get pendingCount(): number { return this.pending.size; }
   get connected(): boolean { return this.ws?.readyState === WebSocket.OPEN; }
   get allJoined(): boolean { return this.connected && [...this.rooms.values()].every((r) => r.joined); }
 
@@ -172,9 +177,11 @@ export class ChatClient {
         try {
           await this.connectOnce();
           await this.joinAll();
+          if (this.lastCloseAt) { this.downtimes.push(Date.now() - this.lastCloseAt); this.lastCloseAt = 0; }
           return;
         } catch (e) {
           this.counters.connectFailures++;
+          this.o.ledger.note(`${this.name} connect/join failed (${this.upstream}): ${String((e as Error).message ?? e)}`);
           try { this.ws?.terminate(); } catch { /* ignore */ }
           if (Date.now() > deadline) throw new Error(`${this.name}: could not connect: ${String(e)}`);
           await sleep(delay * (0.5 + Math.random()));
@@ -229,6 +236,7 @@ export class ChatClient {
   private onClose(ws: WebSocket, code: number, reason: string): void {
     if (ws !== this.ws) return;
     this.closes.push({ t: Date.now(), code, reason, upstream: this.upstream });
+    this.lastCloseAt = Date.now();
     this.o.ledger.note(`${this.name} closed ${code} ${reason} (was ${this.upstream})`);
     for (const r of this.rooms.values()) r.joined = false;
     for (const p of [...this.pending.values()]) this.settle(p, { kind: 'closed', at: Date.now() });
@@ -267,7 +275,7 @@ export class ChatClient {
         this.errorFrames.push({ t: Date.now(), code: String(d?.code), ref: d?.ref });
         // One send in flight per client (FleetSender), so an error about send_message is its.
         const byId = d?.client_msg_id ? this.pending.get(String(d.client_msg_id)) : undefined;
-        const p = byId ?? (d?.ref === undefined || d?.ref === 'send_message' || typeof d?.ref === 'object' ? this.pending.values().next().value : undefined);
+        const p = byId ?? (d?.ref === undefined || d?.ref === 'send_message' ? this.pending.values().next().value : undefined);
         if (p) this.settle(p, { kind: 'error', code: String(d?.code), at: Date.now() });
         break;
       }
@@ -310,7 +318,7 @@ export class ChatClient {
     if (o.kind === 'closed') this.counters.closedInFlight++;
     if (o.kind === 'timeout') this.counters.timeouts++;
     const rec = this.o.ledger.outcomes.get(p.cmid);
-    rec?.outcomes.push(o);
+    rec?.outcomes.push({ ...o, attemptAt: p.sentAt });
     p.resolve(o);
   }
 
@@ -369,6 +377,8 @@ export interface FleetReport {
   committed: number; ackedMissing: string[]; ackSeqMismatch: string[]; dbDuplicateCmids: string[];
   receiverMismatches: string[]; committedDespiteError: number; unknownOutcome: number;
   deliveryP50: number; deliveryP99: number; ackP50: number; ackP99: number;
+  /** Longest time a client was without a joined socket after an unrequested close. */
+  maxDowntimeMs: number;
 }
 
 export function percentile(xs: number[], p: number): number {
@@ -519,7 +529,7 @@ export class Fleet {
     for (const [k, ms] of cmidIndex) if (ms.length > 1) dbDuplicateCmids.push(`${k} stored ${ms.length}× (seqs ${ms.map((m) => m.seq).join(',')})`);
     for (const [cmid, rec] of this.ledger.outcomes) {
       const stored = cmidIndex.get(`${rec.roomId}/${rec.userId}/${cmid}`)?.[0];
-      const acks = rec.outcomes.filter((o): o is Extract<SendOutcome, { kind: 'ack' }> => o.kind === 'ack');
+      const acks = rec.outcomes.flatMap((o) => (o.kind === 'ack' ? [o] : []));
       if (acks.length) {
         if (!stored) ackedMissing.push(`${cmid} acked seq ${acks[0].seq} but not stored`);
         else for (const a of acks) if (a.seq !== Number(stored.seq)) ackSeqMismatch.push(`${cmid} acked seq ${a.seq}, stored seq ${stored.seq}`);
@@ -546,6 +556,7 @@ export class Fleet {
       ...t, committed, ackedMissing, ackSeqMismatch, dbDuplicateCmids, receiverMismatches, committedDespiteError, unknownOutcome,
       deliveryP50: percentile(this.ledger.deliveryLatencies, 50), deliveryP99: percentile(this.ledger.deliveryLatencies, 99),
       ackP50: percentile(this.ledger.ackLatencies, 50), ackP99: percentile(this.ledger.ackLatencies, 99),
+      maxDowntimeMs: Math.max(0, ...this.clients.flatMap((c) => c.downtimes)),
     };
   }
 
@@ -568,5 +579,5 @@ export async function waitUntil(fn: () => boolean, timeoutMs: number, intervalMs
 export function formatReport(name: string, r: FleetReport, extra = ''): string {
   return `[${name}] sent=${r.sent} acked=${r.acked} committed=${r.committed} delivered=${r.delivered} duplicates=${r.duplicates} gaps=${r.gaps} ` +
     `errors=${r.errors} closedInFlight=${r.closedInFlight} timeouts=${r.timeouts} reconnects=${r.reconnects} ` +
-    `committedDespiteError=${r.committedDespiteError} ackP50=${r.ackP50}ms ackP99=${r.ackP99}ms deliveryP50=${r.deliveryP50}ms deliveryP99=${r.deliveryP99}ms${extra ? ' ' + extra : ''}`;
+    `committedDespiteError=${r.committedDespiteError} ackP50=${r.ackP50}ms ackP99=${r.ackP99}ms deliveryP50=${r.deliveryP50}ms deliveryP99=${r.deliveryP99}ms maxReconnectDowntime=${r.maxDowntimeMs}ms${extra ? ' ' + extra : ''}`;
 }

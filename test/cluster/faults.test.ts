@@ -37,7 +37,18 @@ async function scenario(name: string, say: (s: string) => void, body: (ctx: Ctx)
     const report = await fleet.verify();
     say(formatReport(name, report, `converged=${converged} total=${((Date.now() - t0) / 1000).toFixed(1)}s`));
     for (const c of fleet.clients) if (c.fatal) say(`${c.name} fatal: ${c.fatal}`);
+    const failures = fleet.ledger.log.filter((l) => l.includes('failed'));
+    if (failures.length) say(`${failures.length} failed connect/join attempts, e.g.:\n  ${failures.slice(0, 8).join('\n  ')}`);
     assertClean(report, converged, fleet);
+    // Tokens travel as /ws?token=: the access log (ops/nginx.conf's format) must not keep them.
+    // A WebSocket is logged when it ends, so close the clients first.
+    await fleet.stop();
+    await sleep(300);
+    const access = cluster.nginxAccessLog();
+    assert.ok(access.includes('/ws'), 'the access log has the WebSocket requests');
+    assert.ok(!/token=/.test(access), 'the Nginx access log holds no query string (tokens)');
+    const errorLogTokens = (cluster.nginxErrorLog().match(/token=/g) ?? []).length;
+    if (errorLogTokens) say(`note: Nginx error.log holds ${errorLogTokens} request line(s) with token= (see ops/README.md, "Logs and tokens")`);
     ok = true;
     return report;
   } finally {
@@ -71,10 +82,14 @@ function hostSpread(cluster: Cluster, clients: ChatClient[]): string {
   return n.map((k, i) => `h${i}=${k}`).join(' ') + (unknown ? ` unknown=${unknown}` : '');
 }
 
+/** PGCHAT_CLUSTER_ONLY=1,5 runs only those scenarios (for debugging one fault). */
+const ONLY = process.env.PGCHAT_CLUSTER_ONLY?.split(',').map((x) => x.trim());
+const pick = (n: number) => (ONLY && !ONLY.includes(String(n)) ? { skip: 'not selected by PGCHAT_CLUSTER_ONLY' } : {});
+
 test('cluster faults', { skip: SKIP ?? false, timeout: 420_000 }, async (t) => {
   const say = (s: string) => { t.diagnostic(s); console.log(s); };
 
-  await t.test('1. kill -9 one app host mid-stream', async () => {
+  await t.test('1. kill -9 one app host mid-stream', pick(1), async () => {
     await scenario('kill-host', say, async ({ cluster, fleet }) => {
       // The host with the most sockets dies. Half of its users stay away for longer than the
       // offline bound (so "offline" must be announced, then "online" when they come back);
@@ -111,7 +126,7 @@ test('cluster faults', { skip: SKIP ?? false, timeout: 420_000 }, async (t) => {
     });
   });
 
-  await t.test('2. kill -9 one worker', async () => {
+  await t.test('2. kill -9 one worker', pick(2), async () => {
     await scenario('kill-worker', say, async ({ cluster, fleet }) => {
       const host = 0;
       const before = cluster.workerPids(host);
@@ -136,7 +151,7 @@ test('cluster faults', { skip: SKIP ?? false, timeout: 420_000 }, async (t) => {
     });
   });
 
-  await t.test('3. terminate every LISTEN connection mid-stream', async () => {
+  await t.test('3. terminate every LISTEN connection mid-stream', pick(3), async () => {
     await scenario('kill-listen', say, async ({ cluster }) => {
       const n1 = await cluster.terminateListenConnections();
       await sleep(2000);
@@ -147,31 +162,31 @@ test('cluster faults', { skip: SKIP ?? false, timeout: 420_000 }, async (t) => {
     });
   });
 
-  await t.test('4. restart PostgreSQL mid-stream', async () => {
+  await t.test('4. restart PostgreSQL mid-stream', pick(4), async () => {
     await scenario('restart-pg', say, async ({ cluster, fleet }) => {
       const { downAt, upAt } = await cluster.restartPostgres(3000);
       await Promise.all(cluster.hosts.map((_, i) => cluster.waitHostReady(i, 30_000)));
       const readyAt = Date.now();
-      say(`postgres down ${downAt - 0 && upAt - downAt} ms; all hosts /ready ${readyAt - upAt} ms after it came back`);
-      // A send issued while PostgreSQL was down and answered before it was back can't be committed.
+      say(`postgres down ${upAt - downAt} ms; all hosts /ready ${readyAt - upAt} ms after it came back`);
+      // An attempt issued while PostgreSQL was down and answered before it was back can't be committed.
       let outageSends = 0, outageErrors = 0, outageClosed = 0, falseAcks = 0, outageTimeouts = 0;
       for (const rec of fleet.ledger.outcomes.values()) {
         for (const o of rec.outcomes) {
-          if (o.at < downAt || o.at > upAt) continue;
+          if (o.attemptAt < downAt || o.at > upAt) continue;
           outageSends++;
           if (o.kind === 'error') outageErrors++;
           if (o.kind === 'closed') outageClosed++;
           if (o.kind === 'timeout') outageTimeouts++;
-          if (o.kind === 'ack' && fleet.ledger.sentAt.get(cmidOf(fleet, rec)!)! >= downAt) falseAcks++;
+          if (o.kind === 'ack') falseAcks++;
         }
       }
-      say(`outcomes during the outage: ${outageSends} (errors ${outageErrors}, closed ${outageClosed}, timeouts ${outageTimeouts}, acks of sends issued after the stop ${falseAcks})`);
+      say(`attempts issued and answered during the outage: ${outageSends} (errors ${outageErrors}, closed ${outageClosed}, timeouts ${outageTimeouts}, acks ${falseAcks})`);
       assert.ok(outageErrors > 0, 'sends during the outage got error frames');
       assert.equal(falseAcks, 0, 'no ack while PostgreSQL was down');
     });
   });
 
-  await t.test('5. rolling graceful restart of every host', async () => {
+  await t.test('5. rolling graceful restart of every host', pick(5), async () => {
     await scenario('rolling', say, async ({ cluster, fleet }) => {
       const since = Date.now();
       for (let i = 0; i < cluster.hosts.length; i++) {
@@ -185,10 +200,14 @@ test('cluster faults', { skip: SKIP ?? false, timeout: 420_000 }, async (t) => {
       for (const c of codes) hist[c] = (hist[c] ?? 0) + 1;
       say(`close codes seen: ${JSON.stringify(hist)}`);
       assert.ok(codes.every((c) => c === 1001 || (c >= 4000 && c < 4500)), 'graceful stop closes sockets with 1001 (or a reconnect code)');
+      // Nginx must let the clients of a restarted host reconnect at once to any live host
+      // (ops/nginx.conf: the WebSocket upstream never marks hosts down).
+      const worst = Math.max(0, ...fleet.clients.flatMap((c) => c.downtimes));
+      assert.ok(worst < 5000, `every client was back within 5 s of its close (worst ${worst} ms)`);
     });
   });
 
-  await t.test('6. cut one app host from PostgreSQL for 10 s', async () => {
+  await t.test('6. cut one app host from PostgreSQL for 10 s', pick(6), async () => {
     await scenario('cut-db', say, async ({ cluster, fleet }) => {
       const host = 1;
       const onHost = fleet.clients.filter((c) => cluster.hostOfUpstream(c.upstream) === host);
@@ -197,27 +216,33 @@ test('cluster faults', { skip: SKIP ?? false, timeout: 420_000 }, async (t) => {
       await sleep(10_000);
       await cluster.restoreDbLink(host);
       const restoredAt = Date.now();
+      // Let the sends that were stuck in the cut get their outcome before counting.
+      await waitUntil(() => onHost.every((c) => c.pendingCount === 0), 20_000);
       const ids = new Set(onHost.map((c) => c.user.id));
-      let falseAcks = 0, errors = 0, closed = 0, timeouts = 0;
-      for (const [cmid, rec] of fleet.ledger.outcomes) {
+      // A send that was waiting for 6 s or more of the cut (issued before or during it) and
+      // still had no answer when the link came back was left hanging: a server that bounds
+      // its DB calls answers it with an error (or closes the socket) instead.
+      let falseAcks = 0, errors = 0, closed = 0, timeouts = 0, hung = 0, maxWait = 0, during = 0;
+      for (const rec of fleet.ledger.outcomes.values()) {
         if (!ids.has(rec.userId)) continue;
         for (const o of rec.outcomes) {
-          if (o.at < cutAt || o.at > restoredAt) continue;
+          if (o.at < cutAt || o.attemptAt > restoredAt) continue;
+          during++;
+          maxWait = Math.max(maxWait, o.at - o.attemptAt);
           if (o.kind === 'error') errors++;
           if (o.kind === 'closed') closed++;
           if (o.kind === 'timeout') timeouts++;
-          if (o.kind === 'ack' && fleet.ledger.sentAt.get(cmid)! >= cutAt + 500) falseAcks++;
+          if (o.kind === 'ack' && o.attemptAt >= cutAt && o.at <= restoredAt) falseAcks++;
+          const answeredInCut = (o.kind === 'error' || o.kind === 'closed') && o.at <= restoredAt;
+          if (!answeredInCut && restoredAt - Math.max(o.attemptAt, cutAt) >= 6000 && Math.min(o.at, restoredAt) - Math.max(o.attemptAt, cutAt) >= 6000) hung++;
         }
       }
-      say(`host ${host} (${onHost.length} clients) during the cut: errors ${errors}, closed ${closed}, timeouts ${timeouts}, acks of sends issued after the cut ${falseAcks}`);
+      say(`host ${host} (${onHost.length} clients), sends answered after the cut began: ${during} (errors ${errors}, closed ${closed}, timeouts ${timeouts}, ` +
+        `acks of sends issued during the cut before it ended ${falseAcks}, left waiting >= 6 s of the cut ${hung}), longest wait ${maxWait} ms`);
       await Promise.all(cluster.hosts.map((_, i) => cluster.waitHostReady(i, 30_000)));
       assert.equal(falseAcks, 0, 'no ack from a host that cannot reach PostgreSQL');
-      assert.equal(timeouts, 0, 'sends on the cut host were answered (error) or their socket closed, not left hanging');
+      assert.equal(timeouts, 0, 'no send left without an outcome for 15 s');
+      assert.equal(hung, 0, 'sends on the cut host get an error frame (or their socket is closed) while PostgreSQL is unreachable, not an answer only after it is back');
     });
   });
 });
-
-function cmidOf(fleet: Fleet, rec: unknown): string | undefined {
-  for (const [k, v] of fleet.ledger.outcomes) if (v === rec) return k;
-  return undefined;
-}

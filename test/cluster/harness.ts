@@ -58,6 +58,8 @@ export interface ClusterOptions {
   verbose?: boolean;
   /** Start Nginx (default true). */
   nginx?: boolean;
+  /** Start `node <entry>` on every app host (default true; false leaves the namespaces empty, e.g. for PM2). */
+  startApps?: boolean;
 }
 
 export interface HostInfo {
@@ -208,7 +210,7 @@ export function sweepStale(): void {
     const p = join(REGISTRY_DIR, f);
     try {
       const e = JSON.parse(readFileSync(p, 'utf8')) as RegistryEntry;
-      if (alive(e.pid) && e.pid !== process.pid) continue;
+      if (alive(e.pid)) continue;
       teardownSync({ ...e, keep: true });
       rmSync(p, { force: true });
     } catch { rmSync(p, { force: true }); }
@@ -267,6 +269,7 @@ export class Cluster {
       pgConf: o.pgConf ?? [],
       verbose: o.verbose ?? process.env.PGCHAT_CLUSTER_VERBOSE === '1',
       nginx: o.nginx ?? true,
+      startApps: o.startApps ?? true,
     };
     this.workersPerHost = this.opts.workersPerHost;
     this.prefix = `pgc${this.id}`;
@@ -380,7 +383,7 @@ export class Cluster {
     await this.initPostgres();
     await this.startPostgres();
     this.log('postgres up');
-    await Promise.all(this.hosts.map((_, i) => this.startHost(i)));
+    if (this.opts.startApps) await Promise.all(this.hosts.map((_, i) => this.startHost(i)));
     if (this.opts.nginx) await this.startNginx();
     this.log('cluster up');
   }
@@ -497,6 +500,7 @@ export class Cluster {
       JWT_REFRESH_SECRET,
       LOG_LEVEL: 'info',
       AUTH_RATE_LIMIT_PER_MIN: '100000',
+      TRUST_PROXY: 'true',
       DB_POOL_SIZE: '10',
       ...this.opts.env,
     };
@@ -603,6 +607,11 @@ export class Cluster {
     return { ...r, stopMs };
   }
 
+  /** Run a command inside host i's namespace (e.g. pm2). */
+  async execInHost(i: number, cmd: string, args: string[], env: NodeJS.ProcessEnv = this.hostEnv(i), timeoutMs = 120_000): Promise<{ stdout: string; stderr: string; code: number }> {
+    return run('ip', ['netns', 'exec', this.hosts[i].netns, cmd, ...args], { env, timeoutMs, allowFail: true });
+  }
+
   /** Send a signal to host i's primary (e.g. SIGUSR2 for a rolling worker restart). */
   signalHost(i: number, sig: NodeJS.Signals): void {
     const pid = this.hosts[i].primaryPid;
@@ -669,7 +678,8 @@ export class Cluster {
     const fd = openSync(join(d, 'stderr.log'), 'a');
     this.nginxChild = spawn('ip', ['netns', 'exec', ns, 'nginx', '-p', d, '-c', join(d, 'nginx.conf'), '-g', 'daemon off;'], { stdio: ['ignore', fd, fd] });
     closeSync(fd);
-    await waitFor('nginx /health', async () => (await httpGet(this.nginxUrl + '/health', 1000)).status === 200, 20_000);
+    if (this.opts.startApps) await waitFor('nginx /health', async () => (await httpGet(this.nginxUrl + '/health', 1000)).status === 200, 20_000);
+    else await waitFor('nginx listening', async () => (await httpGet(this.nginxUrl + '/health', 1000)).status > 0, 20_000);
     this.log('nginx up');
   }
 
@@ -710,20 +720,52 @@ export class Cluster {
 }
 
 /**
- * Turn ops/nginx.conf (a conf.d site file) into this cluster's: the `server` lines between
- * `# BEGIN upstream-servers` and `# END upstream-servers` are replaced by one per address
- * (keeping the parameters of the first template line), and /var/log/nginx/ becomes logDir.
+ * Turn ops/nginx.conf (a conf.d site file) into this cluster's: in every block between
+ * `# BEGIN upstream-servers` and `# END upstream-servers` the `server` lines are replaced by
+ * one per address (keeping the parameters of the block's first line), and /var/log/nginx/
+ * becomes logDir.
  */
 export function renderNginxSite(template: string, addrs: string[], logDir: string): string {
-  const m = /(# BEGIN upstream-servers[^\n]*\n)([\s\S]*?)(\n[ \t]*# END upstream-servers)/.exec(template);
-  if (!m) throw new Error('ops/nginx.conf: no "# BEGIN upstream-servers" … "# END upstream-servers" block');
-  const first = m[2].split('\n').find((l) => /^\s*server\s+\S+/.test(l));
-  if (!first) throw new Error('ops/nginx.conf: no server line in the upstream block');
-  const lines = addrs.map((a) => first.replace(/server\s+\S+/, `server ${a}`)).join('\n');
-  return template.replace(m[0], `${m[1]}${lines}${m[3]}`).replaceAll('/var/log/nginx/', `${logDir}/`);
+  const re = /(# BEGIN upstream-servers[^\n]*\n)([\s\S]*?)(\n[ \t]*# END upstream-servers)/g;
+  let blocks = 0;
+  const out = template.replace(re, (_m, begin: string, body: string, end: string) => {
+    blocks++;
+    const first = body.split('\n').find((l) => /^\s*server\s+\S+/.test(l));
+    if (!first) throw new Error('ops/nginx.conf: no server line in an upstream-servers block');
+    return `${begin}${addrs.map((a) => first.replace(/server\s+\S+/, `server ${a}`)).join('\n')}${end}`;
+  });
+  if (!blocks) throw new Error('ops/nginx.conf: no "# BEGIN upstream-servers" … "# END upstream-servers" block');
+  return out.replaceAll('/var/log/nginx/', `${logDir}/`);
 }
 
 function tail(file: string, n = 2000): string {
   try { const s = readFileSync(file, 'utf8'); return s.slice(-n); } catch { return ''; }
 }
 
+
+export interface HammerResult { total: number; ok: number; statuses: Record<string, number>; errors: Record<string, number>; maxLatencyMs: number; firstFailureAt: number | null; lastFailureAt: number | null }
+
+/**
+ * GET `url` in `concurrency` loops, each request on a fresh TCP connection (so a refused
+ * connect shows as ECONNREFUSED/ECONNRESET), until `stop()` returns true or `maxMs` passes.
+ */
+export async function hammer(url: string, opts: { concurrency?: number; stop: () => boolean; maxMs?: number; timeoutMs?: number }): Promise<HammerResult> {
+  const r: HammerResult = { total: 0, ok: 0, statuses: {}, errors: {}, maxLatencyMs: 0, firstFailureAt: null, lastFailureAt: null };
+  const deadline = Date.now() + (opts.maxMs ?? 120_000);
+  const loop = async () => {
+    while (!opts.stop() && Date.now() < deadline) {
+      const t0 = Date.now();
+      const res = await httpGet(url, opts.timeoutMs ?? 5000);
+      const dt = Date.now() - t0;
+      r.total++;
+      r.maxLatencyMs = Math.max(r.maxLatencyMs, dt);
+      if (res.status === 200) { r.ok++; continue; }
+      if (res.status) r.statuses[res.status] = (r.statuses[res.status] ?? 0) + 1;
+      else r.errors[res.error ?? 'unknown'] = (r.errors[res.error ?? 'unknown'] ?? 0) + 1;
+      r.firstFailureAt ??= t0;
+      r.lastFailureAt = t0;
+    }
+  };
+  await Promise.all(Array.from({ length: opts.concurrency ?? 4 }, loop));
+  return r;
+}
