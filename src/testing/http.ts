@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import type { Room } from '../db/rooms.js';
 
 /** A tiny HTTP client for tests, on global fetch (keep-alive connections, reused). */
 export interface TestResponse<T = any> {
@@ -72,13 +73,8 @@ export async function registerUser(baseUrl: string, prefix = 'u'): Promise<Regis
   return { user: res.body.user, accessToken: res.body.tokens.accessToken, refreshToken: res.body.tokens.refreshToken, password, email };
 }
 
-export interface Room {
-  id: string;
-  name: string;
-  description: string | null;
-  created_by: string;
-  created_at: string;
-}
+/** The HTTP shape of a room is the data layer's row. */
+export type { Room } from '../db/rooms.js';
 
 /** Creates a room (unique name unless given); throws unless 201. */
 export async function createRoom(baseUrl: string, token: string, name = uniqueName('room')): Promise<Room> {
