@@ -10,8 +10,10 @@ export const registry = new client.Registry();
 client.collectDefaultMetrics({ register: registry, prefix: 'pgchat_' });
 // With several primaries per host (PM2 instances), scrapes tell them apart.
 if (process.env.NODE_APP_INSTANCE !== undefined) registry.setDefaultLabels({ instance: process.env.NODE_APP_INSTANCE });
-// In a cluster, the primary collects every worker's registry over IPC (prom-client's aggregator).
+// In a cluster, the primary collects every worker's registry over IPC (prom-client's
+// aggregator); a worker answers those requests only once an aggregator exists in it.
 client.AggregatorRegistry.setRegistries([registry]);
+if (cluster.isWorker) new client.AggregatorRegistry();
 
 export const metrics = {
   httpRequests: new client.Counter({

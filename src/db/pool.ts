@@ -21,6 +21,8 @@ export function createPool(url: string, max: number, applicationName = 'pgchat',
     // A query on a connection whose peer vanished (partition) would otherwise wait
     // for TCP to give up, minutes later: callers get an error in bounded time.
     query_timeout: queryTimeoutMs,
+    // The server-side bound for the same: an abandoned statement does not run on.
+    statement_timeout: queryTimeoutMs,
     keepAlive: true,
     keepAliveInitialDelayMillis: 10_000,
   });
@@ -60,11 +62,23 @@ export async function withDeadline<T>(db: Db, ms: number, fn: (client: pg.PoolCl
     client?.release();
     return result;
   } catch (err) {
+    if (expired && client) cancelBackend(db, client);
     client?.release(err instanceof Error ? err : true);
     throw err;
   } finally {
     clearTimeout(timer);
   }
+}
+
+/**
+ * Asks the server to stop the statement an abandoned connection is running:
+ * closing our end alone leaves it running (and holding its locks) until it
+ * next writes to the socket. Best effort: when the server is unreachable the
+ * cancel fails too, and the statement ends with the connection.
+ */
+function cancelBackend(db: Db, client: pg.PoolClient): void {
+  const pid = (client as unknown as { processID?: number }).processID;
+  if (pid) db.query('SELECT pg_cancel_backend($1)', [pid]).catch(() => {});
 }
 
 /** Runs fn inside BEGIN/COMMIT on one pooled connection; ROLLBACK on any error. */

@@ -35,6 +35,11 @@ export function createMessageWriter(
 ): MessageWriter {
   const maxBatch = opts.maxBatch ?? 1000;
   const timeoutMs = opts.timeoutMs ?? 5000;
+  // A message's time is split: at most half waiting in the queue (then it is
+  // refused, exactly: it was never sent), at most half in its flush. A flush
+  // therefore always starts with its whole half, even under a backlog.
+  const queueBudget = timeoutMs / 2;
+  const flushBudget = timeoutMs / 2;
   let queue: Pending[] = [];
   let inFlight: Promise<void> | null = null;
   let scheduled = false;
@@ -47,13 +52,7 @@ export function createMessageWriter(
   function watch(): void {
     if (watchdog) return;
     watchdog = setInterval(() => {
-      const cutoff = Date.now() - timeoutMs;
-      let expired = 0;
-      while (expired < queue.length && queue[expired].at <= cutoff) expired++;
-      if (expired) {
-        const err = new AppError('unavailable', 'the database did not answer in time');
-        for (const p of queue.splice(0, expired)) p.reject(err);
-      }
+      expireQueued();
       if (!queue.length && !inFlight) {
         clearInterval(watchdog);
         watchdog = undefined;
@@ -62,12 +61,24 @@ export function createMessageWriter(
     watchdog.unref();
   }
 
+  /** Refuses queued messages past their queue budget: never sent, so certainly not stored. */
+  function expireQueued(): void {
+    const cutoff = Date.now() - queueBudget;
+    let expired = 0;
+    while (expired < queue.length && queue[expired].at <= cutoff) expired++;
+    if (!expired) return;
+    const err = new AppError('unavailable', 'the database is overloaded or unreachable; not stored, retry');
+    for (const p of queue.splice(0, expired)) p.reject(err);
+  }
+
   function schedule(): void {
     if (scheduled || inFlight) return;
     scheduled = true;
     setImmediate(() => {
       scheduled = false;
-      inFlight = flush();
+      expireQueued();
+      if (queue.length) inFlight = flush();
+      else while (idleWaiters.length) idleWaiters.pop()!();
     });
   }
 
@@ -75,10 +86,9 @@ export function createMessageWriter(
     const batch = queue.length <= maxBatch ? queue : queue.slice(0, maxBatch);
     queue = queue.length <= maxBatch ? [] : queue.slice(maxBatch);
     try {
-      // Bounded: while the database is unreachable every sender hears 'unavailable'
-      // within timeoutMs instead of waiting for TCP to give up.
-      const budget = Math.max(50, batch[0].at + timeoutMs - Date.now());
-      const results = await withDeadline(db, budget, (client) =>
+      // Bounded: while the database is unreachable or overloaded every sender
+      // hears 'unavailable' within timeoutMs instead of waiting for TCP to give up.
+      const results = await withDeadline(db, flushBudget, (client) =>
         postMessages(client, batch.map((p) => p.input), opts.notifyBudget),
       );
       flushes++;
