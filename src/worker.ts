@@ -83,7 +83,6 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     onListening: (reconnected) => {
       if (reconnected) hub.audit().catch((err) => log.warn({ err: (err as Error).message }, 'audit after reconnect failed'));
     },
-    onLost: () => {},
   });
   const forgetLeaves = setInterval(() => {
     const cutoff = Date.now() - 60_000;

@@ -17,8 +17,6 @@ export interface BusOptions {
   onPayload(payload: string): void;
   /** LISTEN is (re-)established: anything sent while it was down was missed. */
   onListening(reconnected: boolean): void;
-  /** LISTEN is lost: callers stop trusting the live stream until onListening. */
-  onLost(): void;
 }
 
 /**
@@ -71,10 +69,7 @@ export function createBus(opts: BusOptions): Bus {
     c.on('error', () => {});
     c.end().catch(() => {});
     if (stopped) return;
-    if (wasUp) {
-      opts.log.warn({ err: (err as Error)?.message }, 'LISTEN connection lost');
-      opts.onLost();
-    }
+    if (wasUp) opts.log.warn({ err: (err as Error)?.message }, 'LISTEN connection lost');
     scheduleReconnect();
   }
 

@@ -195,17 +195,23 @@ export function createHub(opts: HubOptions): Hub {
     wake(s);
   }
 
-  function publishBodies(s: RoomState, bodies: string[]): void {
+  /** Encodes once per framing that has subscribers here, and publishes; returns frames sent. */
+  function publishToRoom(s: RoomState, encode: (framing: Framing) => Encoded): number {
     const app = opts.app();
     let frames = 0;
     if (app.numSubscribers(s.topics.json)) {
-      app.publish(s.topics.json, encodeMessages('json', bodies) as string, false);
+      app.publish(s.topics.json, encode('json') as string, false);
       frames++;
     }
     if (app.numSubscribers(s.topics.msgpack)) {
-      app.publish(s.topics.msgpack, encodeMessages('msgpack', bodies), true);
+      app.publish(s.topics.msgpack, encode('msgpack'), true);
       frames++;
     }
+    return frames;
+  }
+
+  function publishBodies(s: RoomState, bodies: string[]): void {
+    const frames = publishToRoom(s, (framing) => encodeMessages(framing, bodies));
     metrics.messagesPublished.inc(bodies.length);
     if (frames) metrics.framesPublished.inc(frames);
   }
@@ -500,10 +506,7 @@ export function createHub(opts: HubOptions): Hub {
 
     publishEvent(roomId, event, data) {
       const s = rooms.get(roomId);
-      if (!s) return;
-      const app = opts.app();
-      if (app.numSubscribers(s.topics.json)) app.publish(s.topics.json, encodeFrame('json', event, data) as string, false);
-      if (app.numSubscribers(s.topics.msgpack)) app.publish(s.topics.msgpack, encodeFrame('msgpack', event, data), true);
+      if (s) publishToRoom(s, (framing) => encodeFrame(framing, event, data));
     },
 
     socketsIn(roomId) {

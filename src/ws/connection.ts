@@ -2,7 +2,7 @@ import type { HttpRequest, HttpResponse, us_socket_context_t, WebSocketBehavior 
 import { AppError, httpErrorBody, toAppError } from '../errors.js';
 import { verifyAccessToken } from '../http/auth.js';
 import { metrics } from '../metrics.js';
-import type { SocketData, Socket } from '../realtime/socket.js';
+import type { SocketData } from '../realtime/socket.js';
 import { stopTyping } from './commands/typing.js';
 import type { WsDeps } from './deps.js';
 import { dispatch } from './dispatch.js';
@@ -99,4 +99,3 @@ function upgrade(deps: WsDeps, res: HttpResponse, req: HttpRequest, context: us_
   res.upgrade(data, key, chosen, extensions, context);
 }
 
-export type { Socket };
